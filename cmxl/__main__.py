@@ -1,0 +1,3 @@
+from cmxl.cli import main
+
+raise SystemExit(main())
