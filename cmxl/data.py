@@ -22,7 +22,7 @@ from cmxl.errors import UserError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SYNTHETIC_MARKER = "SYNTHETIC"  # the file beside synthetic batches, and the key inside each of them
-_SYNTH_VERSION = 1
+_SYNTH_VERSION = 2
 _DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -82,9 +82,9 @@ def split_val_test(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 _CIFAR = {
     "cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"],
-                    meta=("batches.meta", b"label_names"), label=b"labels"),
+                    meta=("batches.meta", "label_names"), label="labels"),
     "cifar100": dict(folder="cifar-100-python", train=["train"], test=["test"],
-                     meta=("meta", b"fine_label_names"), label=b"fine_labels"),
+                     meta=("meta", "fine_label_names"), label="fine_labels"),
 }
 
 
@@ -111,7 +111,9 @@ def _torchvision_cifar(source: str, data_dir: Path) -> Path:
 
 
 def read_cifar(folder: Path, expect_synthetic: bool):
-    """Read CIFAR pickled batches from folder -> (train, test, classes), each split an (images, labels) pair."""
+    """Read CIFAR pickled batches from folder -> (train, test, classes), each split an (images, labels) pair.
+
+    The real files are Python 2 pickles; latin1 decoding (as torchvision does) turns their keys into str."""
     folder = Path(folder)
     marked = (folder / SYNTHETIC_MARKER).exists()
     if marked != expect_synthetic:
@@ -121,16 +123,16 @@ def read_cifar(folder: Path, expect_synthetic: bool):
     layout = _CIFAR["cifar10"] if (folder / "batches.meta").exists() else _CIFAR["cifar100"]
     meta_file, meta_key = layout["meta"]
     with open(folder / meta_file, "rb") as f:
-        classes = [c.decode() for c in pickle.load(f, encoding="bytes")[meta_key]]
+        classes = list(pickle.load(f, encoding="latin1")[meta_key])
 
     def read(names):
         images, labels = [], []
         for name in names:
             with open(folder / name, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
-            if (SYNTHETIC_MARKER.encode() in batch) != expect_synthetic:
+                batch = pickle.load(f, encoding="latin1")
+            if (SYNTHETIC_MARKER in batch) != expect_synthetic:
                 raise UserError(f"{folder / name} does not match the rest of {folder}: re-create the data folder")
-            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             labels.append(np.asarray(batch[layout["label"]], dtype=np.int64))
         return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
 
@@ -170,13 +172,13 @@ def write_synthetic(root: Path, n_train_batch: int = 1000, n_test: int = 1000) -
     names = _CIFAR["cifar10"]["train"] + _CIFAR["cifar10"]["test"]
     for seed, name in enumerate(names):
         images, labels = synthetic_images(n_test if name == "test_batch" else n_train_batch, seed)
-        batch = {b"batch_label": b"SYNTHETIC - not CIFAR-10", SYNTHETIC_MARKER.encode(): True,
-                 b"labels": labels.tolist(), b"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),
-                 b"filenames": [f"synthetic_{seed}_{i}.png".encode() for i in range(len(images))]}
+        batch = {"batch_label": "SYNTHETIC - not CIFAR-10", SYNTHETIC_MARKER: True, "labels": labels.tolist(),
+                 "data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),
+                 "filenames": [f"synthetic_{seed}_{i}.png" for i in range(len(images))]}
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f)
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [c.encode() for c in CIFAR10_CLASSES], b"num_vis": 3072}, f)
+        pickle.dump({"label_names": list(CIFAR10_CLASSES), "num_vis": 3072}, f)
     return folder
 
 
