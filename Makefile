@@ -3,25 +3,40 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# torch/torchvision pinned to the builds these machines carry; override with `make setup TORCH=...`
+# torch/torchvision pinned to the builds these machines carry; override with `make setup TORCH="torch torchvision"`
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
+CMXL   := $(PY) -m cmxl
 
-.PHONY: setup test quick clean
+.PHONY: setup test quick reproduce lab clean
 
 setup: $(VENV)/.installed
 
+# the Jupyter kernel `cmxl` (inside .venv, so it always runs this environment) is what papermill and `make lab` use
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name cmxl --display-name "Python (cmxl)"
 	touch $@
 
 test: setup
 	$(PY) -m pytest -q
 
+# the whole path at CPU scale: quick ablation on synthetic data -> Table 1 -> Figures 3-6
+quick: setup
+	$(CMXL) ablate --profile quick
+	$(CMXL) table --profile quick
+	$(CMXL) figures --profile quick
+
+# the paper's protocol: 7 presets x 100 epochs on CIFAR-10 (a GPU is needed for sensible times)
+reproduce: setup
+	$(CMXL) ablate --profile paper
+	$(CMXL) table --profile paper
+	$(CMXL) figures --profile paper
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
 clean:
 	rm -rf $(VENV) .pytest_cache
-
-quick: setup
-	$(PY) -m cmxl train --config CM-XL --set epochs=2 dim=32 train_subset=2000 --data synthetic --out results/quick --name CM-XL --resume

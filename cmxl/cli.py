@@ -1,4 +1,4 @@
-"""`cmxl` command line: train, configs, evaluate.
+"""`cmxl` command line: train, configs, evaluate, ablate, table, figures.
 
 Mistakes a user can make end as one line on stderr and exit status 2, never a traceback.
 """
@@ -38,7 +38,37 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test top-1 of a saved checkpoint")
     e.add_argument("checkpoint")
     _add_data_args(e)
+
+    a = sub.add_parser("ablate", help="run 01_train.ipynb with papermill for every (configuration, seed)")
+    a.add_argument("--profile", default="paper", choices=["paper", "quick"],
+                   help="paper: the 7 presets as the paper ran them; quick: CPU minutes on synthetic data")
+    a.add_argument("--configs", type=_names, help="comma-separated presets (default: all 7)")
+    a.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: 1024)")
+    _add_data_args(a)
+    a.add_argument("--out", default="results", help="results folder (default results/)")
+
+    for name, what in (("table", "write Table 1 (csv, md, tex) from saved runs"),
+                       ("figures", "render Figures 3-6 (PNG, PDF) from saved runs")):
+        r = sub.add_parser(name, help=what)
+        r.add_argument("--profile", default="paper", choices=["paper", "quick"])
+        r.add_argument("--results", default="results", help="results folder (default results/)")
+        if name == "figures":
+            r.add_argument("--out", default="figures", help="figures folder (default figures/)")
     return parser
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        preset(n)  # fails with a suggestion on a typo
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not a comma-separated list of integers, e.g. --seeds 1024,1025") from None
 
 
 def cmd_train(args) -> None:
@@ -65,17 +95,40 @@ def cmd_evaluate(args) -> None:
     print(f"test top-1: {evaluate(args.checkpoint, data=args.data, data_dir=args.data_dir):.2f}%")
 
 
-COMMANDS = {"train": cmd_train, "configs": cmd_configs, "evaluate": cmd_evaluate}
+def cmd_ablate(args) -> int:
+    from cmxl.ablation import ablate
+
+    runs = ablate(args.profile, args.configs, args.seeds, args.out, data=args.data, data_dir=args.data_dir)
+    return 1 if any(r.status == "failed" for r in runs) else 0
+
+
+def cmd_table(args) -> None:
+    from cmxl.report import write_table1
+
+    table = write_table1(args.results, args.profile)
+    print(table.markdown())
+    print(f"wrote {args.results}/table1.csv, table1.md, table1.tex")
+
+
+def cmd_figures(args) -> None:
+    from cmxl.report import write_figures
+
+    for png in write_figures(args.results, args.profile, args.out):
+        print(f"wrote {png} and {png.with_suffix('.pdf')}")
+
+
+COMMANDS = {"train": cmd_train, "configs": cmd_configs, "evaluate": cmd_evaluate, "ablate": cmd_ablate,
+            "table": cmd_table, "figures": cmd_figures}
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except UserError as exc:
         print(f"cmxl: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cmxl: interrupted; continue with --resume", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

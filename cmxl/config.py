@@ -5,6 +5,7 @@ disagree we follow the text (README lists each difference). A run saves its reso
 that file alone is enough to run it again.
 """
 import difflib
+import json
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -143,6 +144,19 @@ def apply_overrides(cfg: RunConfig, overrides: dict) -> RunConfig:
     if "activation" in typed:
         typed["activation"] = canonical_activation(typed["activation"])
     return replace(cfg, **typed)
+
+
+def parse_overrides(overrides, **explicit) -> dict:
+    """Notebook parameters -> preset() overrides: a dict or a JSON string (as `papermill -p overrides '{...}'`
+    passes it), with explicit keyword values (the notebook's own `seed`) taking precedence."""
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides or "{}")
+        except json.JSONDecodeError as exc:
+            raise UserError(f"overrides {overrides!r} is not JSON ({exc.msg}): write it like '{{\"epochs\": 5}}'") from None
+    if not isinstance(overrides, dict):
+        raise UserError(f"overrides must be a dict of config keys, got {type(overrides).__name__}")
+    return {**overrides, **explicit}
 
 
 def parse_assignments(pairs: list[str]) -> dict:
