@@ -1,17 +1,20 @@
-"""The paper's augmentation pipeline, built from the config's values.
+"""The paper's augmentation pipeline, built from the config's values, behind two backends.
 
 Training (augment on): RandomResizedCrop(32, scale=(scale, 1), ratio=(1, 1)) -> RandomHorizontalFlip ->
 RandAugment(ra_ops, ra_magnitude) -> ColorJitter(jitter, jitter, jitter) -> ToTensor -> Normalize(CIFAR-10 mean/std)
 -> RandomErasing(erase_prob). Augment off, and evaluation: ToTensor -> Normalize.
 
-These are torchvision's PIL transforms, applied per image in DataLoader workers (the `paper` backend).
+`paper` (aug_backend=paper, the default): torchvision's PIL transforms, applied per image in DataLoader workers, as
+the paper's code does. `batched` (aug_backend=batched): `BatchedAugment(cfg)(uint8_images, generator)`, the same
+pipeline as a few tensor operations over a whole batch on the training device (cmxl/batched.py).
 """
 from torchvision import transforms as T
 
+from cmxl.batched import BatchedAugment
 from cmxl.config import RunConfig
+from cmxl.data import CIFAR10_MEAN, CIFAR10_STD
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+__all__ = ["BatchedAugment", "eval_transform", "train_transform"]
 
 
 def eval_transform() -> T.Compose:

@@ -20,6 +20,8 @@ from PIL import Image
 from cmxl.config import RunConfig
 from cmxl.errors import UserError
 
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel statistics of the training set, used to normalise
+CIFAR10_STD = (0.2471, 0.2435, 0.2616)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SYNTHETIC_MARKER = "SYNTHETIC"  # the file beside synthetic batches, and the key inside each of them
 _SYNTH_VERSION = 2

@@ -19,7 +19,7 @@ from cmxl import data as datasets
 from cmxl.config import RunConfig
 from cmxl.errors import UserError
 from cmxl.files import save_torch, write_json, write_text
-from cmxl.loaders import PaperLoader, eval_batches, to_device_tensors
+from cmxl.loaders import BatchedLoader, PaperLoader, eval_batches, to_device_tensors
 from cmxl.models import build_model, count_params
 from cmxl.provenance import provenance
 
@@ -86,17 +86,24 @@ class Trainer:
         self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
         self.device = pick_device(cfg)
         seed_everything(cfg.seed)
-        self.model = build_model(cfg, dataset.num_classes).to(self.device)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = build_model(cfg, dataset.num_classes).to(self.device, memory_format=self.memory_format)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model  # shares the model's parameters
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr_max, weight_decay=cfg.weight_decay)
         self.use_amp = cfg.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.loader_gen = torch.Generator().manual_seed(cfg.seed)
-        self.train_batches = PaperLoader(dataset.train, cfg, self.loader_gen, self.device)
+        self.amp_dtype = getattr(torch, cfg.amp_dtype)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        if cfg.aug_backend == "batched":  # the data, its permutation and its augmentation all live on the device
+            self.loader_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+            self.train_batches = BatchedLoader(dataset.train, cfg, self.loader_gen, self.device)
+        else:  # DataLoader shuffling and worker seeds come from a CPU generator
+            self.loader_gen = torch.Generator().manual_seed(cfg.seed)
+            self.train_batches = PaperLoader(dataset.train, cfg, self.loader_gen, self.device)
         self.val = to_device_tensors(dataset.val, self.device)
         self.epoch, self.history, self.wall_seconds = 0, [], 0.0
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
 
     # --- checkpoints ---
     def save_checkpoint(self, path: Path) -> None:
@@ -131,7 +138,7 @@ class Trainer:
                 group["lr"] = lr
             self.opt.zero_grad(set_to_none=True)
             with self.autocast():
-                out = model(x)
+                out = self.forward(x.contiguous(memory_format=self.memory_format))
                 loss = F.cross_entropy(out, y)
             self.scaler.scale(loss).backward()
             if cfg.clip_grad:
@@ -162,7 +169,7 @@ class Trainer:
         loss_sum, probs = 0.0, []
         for x, y in eval_batches(images, labels):
             with self.autocast():
-                out = self.model(x)
+                out = self.forward(x.contiguous(memory_format=self.memory_format))
             loss_sum += F.cross_entropy(out.float(), y, reduction="sum").item()
             probs.append(out.float().softmax(1))
         return loss_sum / len(labels), torch.cat(probs)
