@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 CMXL   := $(PY) -m cmxl
 
-.PHONY: setup test quick reproduce lab clean
+.PHONY: setup test quick reproduce lab bench clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ reproduce: setup
 	$(CMXL) ablate --profile paper
 	$(CMXL) table --profile paper
 	$(CMXL) figures --profile paper
+
+# side-by-side throughput of the paper's pipeline and cmxl's fast path (a few minutes on 2 CPU cores)
+bench: setup
+	$(PY) bench/throughput.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

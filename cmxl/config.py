@@ -50,7 +50,7 @@ class RunConfig:
     seed: int = 1024  # the text says 1024; train.py hard-codes 1204
     workers: int = 8  # DataLoader workers, capped to the cores available
     device: str = "auto"  # auto = CUDA when present, else CPU
-    amp: bool = True  # mixed precision on CUDA (autocast to amp_dtype); ignored on the CPU
+    amp: bool = True  # autocast to amp_dtype on CUDA; on the CPU only with bfloat16 (float16 there is slow)
     amp_dtype: str = "float16"  # float16 with a GradScaler, as train.py; bfloat16 (the fast path) needs no scaler
     channels_last: bool = True  # memory layout only; 1.76x the NCHW training speed of ConvMixer-256/8 on our CPU
     compile: bool = False  # torch.compile the model: faster steps after a compile of minutes

@@ -90,8 +90,9 @@ class Trainer:
         self.model = build_model(cfg, dataset.num_classes).to(self.device, memory_format=self.memory_format)
         self.forward = torch.compile(self.model) if cfg.compile else self.model  # shares the model's parameters
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr_max, weight_decay=cfg.weight_decay)
-        self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = getattr(torch, cfg.amp_dtype)
+        # float16 autocast is a CUDA thing; bfloat16 also runs on CPUs (fast where they have AMX or AVX512-BF16)
+        self.use_amp = cfg.amp and (self.device.type == "cuda" or self.amp_dtype == torch.bfloat16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         if cfg.aug_backend == "batched":  # the data, its permutation and its augmentation all live on the device
             self.loader_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -120,10 +121,26 @@ class Trainer:
         self.epoch, self.history, self.wall_seconds = state["epoch"], state["history"], state["wall_seconds"]
         _set_rng_state(state["rng"], self.loader_gen)
 
-    # --- one epoch ---
+    # --- one step, one epoch ---
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step at learning rate lr; returns the (device) loss and logits."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            out = self.forward(x.contiguous(memory_format=self.memory_format))
+            loss = F.cross_entropy(out, y)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return loss, out
+
     def train_epoch(self, progress: bool) -> dict:
-        cfg, model, steps = self.cfg, self.model, len(self.train_batches)
-        model.train()
+        cfg, steps = self.cfg, len(self.train_batches)
+        self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
@@ -134,18 +151,7 @@ class Trainer:
             batches = tqdm(batches, total=steps, leave=False, desc=f"epoch {self.epoch + 1}")
         for step, (x, y) in enumerate(batches):
             lr = lr_at(self.epoch + (step + 1) / steps, cfg.epochs, cfg.lr_max)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            self.opt.zero_grad(set_to_none=True)
-            with self.autocast():
-                out = self.forward(x.contiguous(memory_format=self.memory_format))
-                loss = F.cross_entropy(out, y)
-            self.scaler.scale(loss).backward()
-            if cfg.clip_grad:
-                self.scaler.unscale_(self.opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            self.scaler.step(self.opt)
-            self.scaler.update()
+            loss, out = self.train_step(x, y, lr)
             # sums stay on the device: no host synchronisation per step
             loss_sum += loss.detach().float() * y.size(0)
             correct += (out.argmax(1) == y).sum()
