@@ -8,6 +8,6 @@ from cmxl.errors import UserError
 from cmxl.models import ConvMixer, ConvMixerXL, build_model, count_params
 from cmxl.train import RunResult, evaluate, train
 
-__all__ = ["PRESETS", "RunConfig", "parse_overrides", "preset", "UserError", "ConvMixer", "ConvMixerXL", "build_model", "count_params",
-           "RunResult", "evaluate", "train"]
+__all__ = ["PRESETS", "RunConfig", "parse_overrides", "preset", "UserError", "ConvMixer", "ConvMixerXL",
+           "build_model", "count_params", "RunResult", "evaluate", "train"]
 __version__ = "0.1.0"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from cmxl.config import PRESETS, RunConfig, preset
 from cmxl.errors import UserError
-from cmxl.files import write_json
 
 KERNEL = "cmxl"  # registered by `make setup`: python -m ipykernel install --sys-prefix --name cmxl
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_train.ipynb"
@@ -124,8 +123,6 @@ def ablate(profile: str = "paper", configs: list[str] | None = None, seeds: list
     out = Path(out)
     runs = plan(profile, configs or list(PRESETS), seeds or [RunConfig.seed], out, data, data_dir)
     check_kernel(kernel)
-    write_json(out / profile / "ablation.json", dict(profile=profile, data=runs[0].config.data,
-                                                     runs=[str(r.run_dir.relative_to(out / profile)) for r in runs]))
     started = time.monotonic()
     for i, run in enumerate(runs, 1):
         head = f"[{i}/{len(runs)}] {run.preset} seed {run.seed} -> {run.run_dir}"

@@ -194,7 +194,8 @@ def parse_value(key: str, value, typ):
     try:
         return typ(value)
     except ValueError:
-        raise UserError(f"{key}={value!r} is not a valid {typ.__name__}: e.g. --set {key}={typ(RunConfig.__dataclass_fields__[key].default)}") from None
+        example = RunConfig.__dataclass_fields__[key].default
+        raise UserError(f"{key}={value!r} is not a valid {typ.__name__}: e.g. --set {key}={example}") from None
 
 
 def _unknown_key_message(key: str) -> str:

@@ -17,7 +17,8 @@ from cmxl.config import PRESETS, RunConfig, preset
 from cmxl.errors import UserError
 from cmxl.files import write_text
 
-_RUNTIME_KEYS = ("data_dir", "seed", "workers", "device")  # where and how fast, not what is computed
+# where and how fast a run went, not what it computed
+_RUNTIME_KEYS = ("data_dir", "seed", "workers", "device", "channels_last", "compile")
 
 
 @dataclass
@@ -202,7 +203,9 @@ def _best_run_samples(run: SavedRun, correct: bool, k: int = 16):
     import pandas as pd
 
     preds = pd.read_csv(run.run_dir / "test_predictions.csv")
-    chosen = preds[(preds["label"] == preds["predicted"]) == correct].head(k)
+    pool = preds[(preds["label"] == preds["predicted"]) == correct]
+    # a seeded sample, in test order: the first k would all be one class where the test set is sorted by class
+    chosen = pool.sample(n=min(k, len(pool)), random_state=0).sort_index()
     ds = datasets.load(run.config)
     position = {int(i): p for p, i in enumerate(ds.test.indices)}
     images = [ds.test.images[position[int(i)]] for i in chosen["index"]]

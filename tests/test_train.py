@@ -68,11 +68,11 @@ def test_existing_run_needs_resume_and_finished_run_is_not_redone(finished, caps
         train(replace(saved, epochs=3), out_dir=out, resume=True, progress=False)
 
 
-@pytest.mark.parametrize("backend", ["paper", "batched"])
-def test_resume_after_sigkill_equals_an_uninterrupted_run(backend, data_dir, tmp_path):
+@pytest.mark.parametrize("backend, workers", [("paper", 0), ("paper", 2), ("batched", 0)])
+def test_resume_after_sigkill_equals_an_uninterrupted_run(backend, workers, data_dir, tmp_path):
     args = ["train", "--config", "CM-Vanilla", "--set", "epochs=4", "dim=16", "depth=2", "batch_size=100",
-            "train_subset=1500", "workers=0", f"aug_backend={backend}", "--data", "synthetic", "--data-dir", data_dir,
-            "--out", tmp_path]
+            "train_subset=1500", f"workers={workers}", f"aug_backend={backend}", "--data", "synthetic",
+            "--data-dir", data_dir, "--out", tmp_path]
     reference = run_cli(*args, "--name", "straight")
     assert reference.returncode == 0, reference.stderr
 
