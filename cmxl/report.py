@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ class SavedRun:
     config: RunConfig
     metrics: dict
 
+    @cached_property
     def history(self):
         import pandas as pd
         return pd.read_csv(self.run_dir / "history.csv")
@@ -156,16 +158,16 @@ def colours() -> dict[str, tuple]:
 
 
 def _curves(ax, runs: dict[str, list[SavedRun]], names: list[str]) -> list[float]:
-    finals = []
+    finals, palette = [], colours()
     for name in names:
-        histories = [r.history() for r in runs[name]]
+        histories = [r.history for r in runs[name]]
         epochs = histories[0]["epoch"].to_numpy()
         accs = np.stack([h["val_acc"].to_numpy()[: len(epochs)] for h in histories])
         mean = accs.mean(0)
         label = name + (f" (n={len(accs)})" if len(accs) > 1 else "")
-        ax.plot(epochs, mean, color=colours()[name], label=label, lw=1.6)
+        ax.plot(epochs, mean, color=palette[name], label=label, lw=1.6)
         if len(accs) > 1:
-            ax.fill_between(epochs, accs.min(0), accs.max(0), color=colours()[name], alpha=0.2, lw=0)
+            ax.fill_between(epochs, accs.min(0), accs.max(0), color=palette[name], alpha=0.2, lw=0)
         finals.append(float(mean[-1]))
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -198,22 +200,20 @@ def _grid(plt, images, titles, suptitle: str):
     return fig
 
 
-def _best_run_samples(run: SavedRun, correct: bool, k: int = 16):
-    from cmxl import data as datasets
-    import pandas as pd
-
-    preds = pd.read_csv(run.run_dir / "test_predictions.csv")
+def _samples(preds, dataset, correct: bool, k: int = 16):
+    """Up to k test predictions that are (in)correct, and their images."""
     pool = preds[(preds["label"] == preds["predicted"]) == correct]
     # a seeded sample, in test order: the first k would all be one class where the test set is sorted by class
     chosen = pool.sample(n=min(k, len(pool)), random_state=0).sort_index()
-    ds = datasets.load(run.config)
-    position = {int(i): p for p, i in enumerate(ds.test.indices)}
-    images = [ds.test.images[position[int(i)]] for i in chosen["index"]]
-    return chosen, images, ds.classes
+    position = {int(i): p for p, i in enumerate(dataset.test.indices)}
+    return chosen, [dataset.test.images[position[int(i)]] for i in chosen["index"]]
 
 
 def write_figures(results_dir, profile: str, figures_dir="figures") -> list[Path]:
     """Render Figures 3-6 as PNG and PDF into figures_dir; return the PNG paths."""
+    import pandas as pd
+    from cmxl import data as datasets
+
     plt, figures_dir = _plt(), Path(figures_dir)
     runs = collect(results_dir, profile)
     if not runs:
@@ -231,7 +231,7 @@ def write_figures(results_dir, profile: str, figures_dir="figures") -> list[Path
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     shown = [n for n in runs if n != "CM-XL-NoSkip"]
     finals = _curves(ax, runs, shown or list(runs))
-    top = max(max(r.history()["val_acc"].max() for r in runs[n]) for n in (shown or list(runs)))
+    top = max(max(r.history["val_acc"].max() for r in runs[n]) for n in (shown or list(runs)))
     ax.set_ylim(max(0.0, min(finals) - 5), min(100.0, top + 1))
     ax.set_title(f"Figure 4: validation accuracy, top band (without CM-XL-NoSkip)\n{wrap(label)}", fontsize=8)
     paths.append(_save(fig, figures_dir, "fig4_val_accuracy_zoom"))
@@ -239,8 +239,10 @@ def write_figures(results_dir, profile: str, figures_dir="figures") -> list[Path
 
     best = max((r for rs in runs.values() for r in rs), key=lambda r: r.metrics["test_top1"])
     about = f"{best.preset} (seed {best.config.seed}, test top-1 {best.metrics['test_top1']:.2f}%) | {label}"
+    preds, dataset = pd.read_csv(best.run_dir / "test_predictions.csv"), datasets.load(best.config)
+    classes = dataset.classes
     for correct, stem, fig_no in ((True, "fig5_correct", 5), (False, "fig6_misclassified", 6)):
-        chosen, images, classes = _best_run_samples(best, correct)
+        chosen, images = _samples(preds, dataset, correct)
         if correct:
             titles = [classes[p] for p in chosen["predicted"]]
             what = "correctly classified test images, titled with the predicted class"
