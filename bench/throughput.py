@@ -32,7 +32,7 @@ from cmxl import data as datasets  # noqa: E402
 from cmxl.augment import BatchedAugment, train_transform  # noqa: E402
 from cmxl.config import RunConfig, preset  # noqa: E402
 from cmxl.files import write_text  # noqa: E402
-from cmxl.loaders import ArrayDataset, to_device_tensors  # noqa: E402
+from cmxl.loaders import CHUNK, ArrayDataset, to_device_tensors  # noqa: E402
 from cmxl.train import Trainer  # noqa: E402
 
 CORES = len(os.sched_getaffinity(0))
@@ -74,7 +74,7 @@ def paper_augment_ips(split, workers: int, images: int) -> float:
 
 def batched_augment_ips(split, images: int) -> float:
     aug, (x, _) = BatchedAugment(RunConfig()), to_device_tensors(split, DEVICE)
-    chunk = 16384 if DEVICE.type == "cuda" else 2048  # as cmxl.loaders.BatchedLoader
+    chunk = CHUNK[DEVICE.type]  # as cmxl.loaders.BatchedLoader augments
     gen = torch.Generator(device=DEVICE).manual_seed(0)
     aug(x[:chunk], gen)
     sync()

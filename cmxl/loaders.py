@@ -15,8 +15,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from cmxl.augment import BatchedAugment, train_transform
-from cmxl.config import RunConfig
 from cmxl.batched import normalize
+from cmxl.config import RunConfig
 from cmxl.data import Split
 
 
@@ -58,14 +58,14 @@ class PaperLoader:
 
 # images augmented per BatchedAugment call: a GPU wants few, large calls (each reads a few masks on the host); a CPU
 # wants the chunk to stay in cache: 2048 ran fastest here (2 cores), 512 and 8192 slower
-_CHUNK = {"cuda": 16384, "cpu": 2048}
+CHUNK = {"cuda": 16384, "cpu": 2048}
 
 
 class BatchedLoader:
     def __init__(self, split: Split, cfg: RunConfig, generator: torch.Generator, device: torch.device):
         self.images, self.labels = to_device_tensors(split, device)
         self.augment, self.generator, self.batch_size = BatchedAugment(cfg), generator, cfg.batch_size
-        self.chunk = max(1, _CHUNK.get(device.type, 2048) // cfg.batch_size) * cfg.batch_size
+        self.chunk = max(1, CHUNK.get(device.type, 2048) // cfg.batch_size) * cfg.batch_size
 
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)

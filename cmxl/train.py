@@ -172,13 +172,13 @@ class Trainer:
     def predict(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
         """Mean loss and softmax probabilities over a device-resident split."""
         self.model.eval()
-        loss_sum, probs = 0.0, []
+        loss_sum, probs = torch.zeros((), device=self.device), []
         for x, y in eval_batches(images, labels):
             with self.autocast():
                 out = self.forward(x.contiguous(memory_format=self.memory_format))
-            loss_sum += F.cross_entropy(out.float(), y, reduction="sum").item()
+            loss_sum += F.cross_entropy(out.float(), y, reduction="sum")  # on the device: one read per split
             probs.append(out.float().softmax(1))
-        return loss_sum / len(labels), torch.cat(probs)
+        return loss_sum.item() / len(labels), torch.cat(probs)
 
     def evaluate_split(self, images, labels) -> tuple[float, float, torch.Tensor]:
         loss, probs = self.predict(images, labels)
